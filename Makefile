@@ -1,0 +1,32 @@
+# The two entry points of the README:
+#   make book   set up, then build the site with every notebook executed at full fidelity
+#   make test   set up, then run the tests (notebooks in quick mode, site build, browser, loader)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: book test setup browser serve clean
+
+$(BIN)/jupyter-book: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(BIN)/jupyter-book
+
+browser:  ## Debian's chromium for the browser test (needs root; skipped if present)
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+book: setup
+	env -u BOOK_QUICK $(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The site is at $(abspath _build/html/index.html)"
+
+test: setup browser
+	$(BIN)/python -m pytest
+
+serve:  ## view the built site at http://127.0.0.1:8000
+	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+clean:
+	rm -rf _build
