@@ -22,8 +22,10 @@ def tagged(path: Path, tag: str) -> list[dict]:
 
 
 def toc_files() -> list[str]:
+    """Every page of the table of contents, in reading order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
+    parts = toc.get("parts", [{"chapters": toc.get("chapters", [])}])
+    return [toc["root"]] + [entry["file"] for part in parts for entry in part["chapters"]]
 
 
 def test_ruff_lints_notebooks_and_tests():
@@ -51,6 +53,16 @@ def test_notebook_follows_the_conventions(notebook):
     checks = [c for c in tagged(notebook, "remove-cell") if "".join(c["source"]).startswith("# Checks")]
     assert len(checks) == 1 and "assert" in "".join(checks[0]["source"]), "one hidden checks cell"
     assert "bibliography" in "".join(cells(notebook)[-1]["source"]), "references at the end"
+
+
+def test_reproducibility_appendix_lists_every_chapter():
+    appendix = (ROOT / "book" / "reproducibility.md").read_text()
+    for notebook in NOTEBOOKS:
+        number = notebook.name[:2]
+        for key in (f"ch{number}_wall_time", f"ch{number}_device"):
+            assert f"../notebooks/{notebook.name}::{key}" in appendix, (notebook.name, key)
+        source = "".join("".join(c["source"]) for c in cells(notebook))
+        assert f'glue("ch{number}_wall_time"' in source and f'glue("ch{number}_device"' in source
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
