@@ -31,9 +31,11 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not instal
 
 @pytest.fixture(scope="module")
 def server(site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
@@ -93,7 +95,7 @@ def test_page_renders_for_a_reader(page_path, site, server, browser):
         assert page.locator(".math").count() > 0, "equations are rendered as math markup"
         assert page.locator("a[href*='colab.research.google.com']").count() > 0, "Colab launch button"
         assert page.locator("a[href$='.ipynb']").count() > 0, "notebook download"
-        assert page.locator("a.prev-page, a.next-page").count() > 0, "previous/next navigation"
+        assert page.locator("a.left-prev, a.right-next").count() > 0, "previous/next navigation"
     assert page.locator("button.copybtn").count() > 0 or not page.locator("div.highlight").count()
 
     links = page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
@@ -114,8 +116,8 @@ def test_page_renders_for_a_reader(page_path, site, server, browser):
 
 def test_site_has_the_reader_features(site):
     assert (site / "_static" / "logo.svg").exists() or any(site.glob("_static/*logo*"))
-    html = (site / "index.html").read_text()
-    assert 'rel="icon"' in html, "favicon"
+    assert "book/intro.html" in (site / "index.html").read_text(), "the site opens on the landing page"
+    assert 'rel="icon"' in (site / "book" / "intro.html").read_text(), "favicon"
     assert (site / "book" / "bibliography.html").exists()
     for page in PAGES:
         if page.startswith("notebooks/"):
