@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ["BOOK_QUICK"] = "1"  # read by every notebook's settings cell (nbmake kernels inherit it)
+os.environ["BOOK_QUICK"] = (
+    "1"  # read by every notebook's settings cell (nbmake kernels inherit it)
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,8 +20,19 @@ def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, env={**os.environ, "BOOK_QUICK": "1"},
+        [
+            str(jupyter_book),
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(out),
+            "-W",
+            "-n",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BOOK_QUICK": "1"},
     )
     log = result.stdout + result.stderr
     (ROOT / "test-artifacts").mkdir(exist_ok=True)

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_ddpm_v_prediction.ipynb"
+NOTEBOOK = (
+    Path(__file__).resolve().parents[1]
+    / "notebooks"
+    / "06_ddpm_v_prediction.ipynb"
+)
 STEPS = 5
 
 RUNNER = f"""
@@ -42,9 +46,19 @@ print(json.dumps({{"devices": jax.device_count(), "losses": losses,
 
 
 def run_steps(n_devices: int) -> dict:
-    env = {**os.environ, "BOOK_QUICK": "1", "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
-    result = subprocess.run([sys.executable, "-c", RUNNER], capture_output=True, text=True, env=env, check=False)
+    env = {
+        **os.environ,
+        "BOOK_QUICK": "1",
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -57,4 +71,6 @@ def test_eight_devices_give_the_losses_of_one():
     assert len(one["losses"]) == STEPS
     for a, b in zip(one["losses"], eight["losses"], strict=True):
         assert a == pytest.approx(b, rel=1e-4), (one["losses"], eight["losses"])
-    assert one["losses"][-1] < one["losses"][0] * 1.5  # training runs, nothing diverges
+    assert (
+        one["losses"][-1] < one["losses"][0] * 1.5
+    )  # training runs, nothing diverges

