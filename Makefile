@@ -4,6 +4,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# An accelerator's jax build: `make book JAX_EXTRA=cuda12` (NVIDIA GPU, CUDA 12),
+# cuda13, or tpu (a TPU VM). Empty: the CPU build of requirements.txt.
+JAX_EXTRA ?=
+JAX_VERSION := $(shell sed -n 's/^jax==//p' requirements.txt)
 
 .PHONY: book test setup browser serve clean
 
@@ -14,6 +18,9 @@ $(BIN)/jupyter-book: requirements.txt
 	touch $@
 
 setup: $(BIN)/jupyter-book
+ifneq ($(JAX_EXTRA),)
+	$(BIN)/python -m pip install --quiet "jax[$(JAX_EXTRA)]==$(JAX_VERSION)"
+endif
 
 browser:  ## Debian's chromium for the browser test (needs root; skipped if present)
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }

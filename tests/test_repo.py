@@ -1,7 +1,6 @@
 """The book's house rules, checked on the repository itself."""
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,14 +31,19 @@ def toc_files() -> list[str]:
     ]
 
 
+def ruff(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "ruff", *args, "notebooks", "tests"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+
+
 def test_ruff_lints_notebooks_and_tests():
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "notebooks", "tests"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = ruff("check")  # line length included: code must fit the page
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_notebooks_and_tests_are_formatted():
+    result = ruff("format", "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
 
 
 def test_toc_lists_every_chapter_in_order_and_only_existing_pages():
@@ -54,30 +58,34 @@ def test_toc_lists_every_chapter_in_order_and_only_existing_pages():
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_follows_the_conventions(notebook):
+    number = notebook.name[:2]
     code = [c for c in cells(notebook) if c["cell_type"] == "code"]
-    assert all(
-        not c["outputs"] and c["execution_count"] is None for c in code
-    ), "commit notebooks without outputs"
+    clean = all(not c["outputs"] and c["execution_count"] is None for c in code)
+    assert clean, "commit notebooks without outputs"
     source = "\n".join("".join(c["source"]) for c in code)
-    assert 'QUICK = os.environ.get("BOOK_QUICK") == "1"' in source, (
-        "the quick-mode switch"
-    )
+    quick = 'QUICK = os.environ.get("BOOK_QUICK") == "1"'
+    assert quick in source, "the quick-mode switch"
+    assert "%jaxtyping.typechecker beartype.beartype" in source, "type checks"
     assert "jax.random.key(SEED)" in source, "randomness from an explicit seed"
     colab = "".join(code[0]["source"])
-    assert "google.colab" in colab and "remove-cell" in code[0]["metadata"].get(
-        "tags", []
+    assert "google.colab" in colab
+    assert "remove-cell" in code[0]["metadata"].get("tags", [])
+    # The opening shows the headline result and the chapter's run time.
+    opening = "".join(
+        "".join(c["source"])
+        for c in cells(notebook)[: cells(notebook).index(code[0])]
     )
+    assert f"glue:figure}} ch{number}_headline" in opening
+    assert f"ch{number}_wall_time" in opening
+    # One checks cell, collapsed on the site but there to read.
     checks = [
         c
-        for c in tagged(notebook, "remove-cell")
+        for c in tagged(notebook, "hide-cell")
         if "".join(c["source"]).startswith("# Checks")
     ]
-    assert len(checks) == 1 and "assert" in "".join(checks[0]["source"]), (
-        "one hidden checks cell"
-    )
-    assert "bibliography" in "".join(cells(notebook)[-1]["source"]), (
-        "references at the end"
-    )
+    assert len(checks) == 1, "one checks cell, tagged hide-cell"
+    assert "assert" in "".join(checks[0]["source"])
+    assert "bibliography" in "".join(cells(notebook)[-1]["source"])
 
 
 def test_reproducibility_appendix_lists_every_chapter():
@@ -94,21 +102,3 @@ def test_reproducibility_appendix_lists_every_chapter():
             f'glue("ch{number}_wall_time"' in source
             and f'glue("ch{number}_device"' in source
         )
-
-
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_colab_cell_installs_from_the_configured_repository(notebook):
-    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"][
-        "url"
-    ]
-    owner_repo = url.removeprefix("https://github.com/")
-    colab = "".join(
-        cells(notebook)[
-            1 if cells(notebook)[0]["cell_type"] == "markdown" else 0
-        ]["source"]
-    )
-    assert f"raw.githubusercontent.com/{owner_repo}/main" in colab
-    jax_pin = re.search(
-        r"^jax==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M
-    ).group(1)
-    assert f"=={jax_pin}" in colab, "the Colab cell installs the pinned jax"

@@ -1,4 +1,4 @@
-"""The site builds strictly in quick mode, with every notebook executed without error."""
+"""The site builds strictly in quick mode, every notebook without error."""
 
 import re
 
