@@ -5,6 +5,10 @@ keep the notebooks that nbmake executed, and the site fixture builds the site
 from those executions (Jupyter Book is told not to execute them again); a
 notebook that nbmake did not run in this session (say, `pytest tests/` alone)
 is executed by the site build as usual.
+
+To check an already built site instead (say, the full-mode build), point
+BOOK_SITE at its html directory:
+`BOOK_SITE=_build/html pytest tests/test_browser.py`.
 """
 
 import os
@@ -53,6 +57,8 @@ def stage_book(source: Path, executed: dict) -> list[str]:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
     """Build the site in quick mode, strictly; return its html directory."""
+    if os.environ.get("BOOK_SITE"):
+        return Path(os.environ["BOOK_SITE"]).resolve()
     tmp = tmp_path_factory.mktemp("site")
     source, out = tmp / "source", tmp / "out"
     source.mkdir()

@@ -1,11 +1,15 @@
-"""The built site as a reader sees it, in a real headless browser.
+"""The built site as a reader sees it, offline, in a real headless browser.
 
-The quick-mode site (built once by the `site` fixture) is served from 127.0.0.1 and
-every page of the table of contents is opened in Debian's Chromium driven by
-Playwright. Each page must load without console errors from our own files, show every
-image at a non-zero size, contain a player for every animation, show math as math
-markup, contain no traceback, and link only to internal pages that exist. A
-screenshot of every page is saved under test-artifacts/screenshots/.
+The quick-mode site (built once by the `site` fixture) is served from
+127.0.0.1 and every page of the table of contents is opened in Debian's
+Chromium driven by Playwright, with every request to another host aborted: the
+page must be readable offline. Each page must load without console errors,
+request nothing from another host, show every image at a non-zero size,
+contain a player for every animation, have every equation typeset by MathJax
+(served by the site itself) without a TeX error, show every code block without
+horizontal scrolling at 1280 px, contain no traceback, and link only to
+internal pages that exist. A screenshot of every page is saved under
+test-artifacts/screenshots/.
 """
 
 import functools
@@ -25,6 +29,72 @@ from test_repo import toc_files
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 PAGES = toc_files()
+WIDTH = 1280  # the reader's window, in CSS pixels
+LINE_LENGTH = 80  # ruff.toml's line length: a code line this long must fit
+
+# Sphinx writes inline maths as <span class="math notranslate nohighlight"> and
+# display maths (including amsmath environments) as <div class="math ...">.
+MATH = "span.math.notranslate, div.math.notranslate"
+
+# Every math element holds exactly one typeset container, and there are no
+# others (MathJax typesets nothing outside the math elements). A TeX error
+# (unknown macro, bad argument) is typeset as an error node; unbalanced braces
+# keep MathJax from finding the maths at all: it stays source, untypeset. A
+# display equation must fit the column at 1280 px (not scroll sideways).
+MATH_REPORT = """sel => {
+    const maths = [...document.querySelectorAll(sel)];
+    const errors = [];
+    for (const item of MathJax.startup.document.math) {
+        const error = item.typesetRoot?.querySelector('mjx-merror');
+        if (error) errors.push(
+            `${error.getAttribute('data-mjx-error')}: ${item.math}`);
+    }
+    return {
+        maths: maths.length,
+        typeset: document.querySelectorAll('mjx-container').length,
+        errors: errors,
+        untypeset: maths.filter(
+            m => m.querySelectorAll('mjx-container').length !== 1
+        ).map(m => m.textContent.slice(0, 80)),
+        too_wide: [...document.querySelectorAll('mjx-container[display]')]
+            .filter(c => c.scrollWidth > c.clientWidth)
+            .map(c => c.closest(sel)?.id || c.textContent.slice(0, 80)),
+    };
+}"""
+
+# Code blocks (cell inputs, outputs, literal blocks) and other outputs (an
+# HTML table, say) that scroll sideways; collapsed cells (hide-cell) opened.
+OVERFLOWING = """() => {
+    const closed = [...document.querySelectorAll('details:not([open])')];
+    closed.forEach(d => { d.open = true; });
+    const found = [...document.querySelectorAll(
+        'div.highlight pre, div.cell_output *')]
+    .filter(e => e.scrollWidth > e.clientWidth
+        && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX))
+    .map(e => ({
+        where: e.closest('.cell_output') ? 'output' : 'input',
+        overflow: e.scrollWidth - e.clientWidth,
+        line: e.textContent.split('\\n').reduce(
+            (a, b) => (b.length > a.length ? b : a)).slice(0, 120),
+    }));
+    closed.forEach(d => { d.open = false; });
+    return found;
+}"""
+
+# How many characters fit on one line of a code cell: a probe line in a copy of
+# the page's first visible input block, lengthened until it scrolls.
+CHARACTERS_THAT_FIT = """() => {
+    const pre = [...document.querySelectorAll(
+        'div.cell_input div.highlight pre')].find(p => p.clientWidth > 0);
+    if (!pre) return null;
+    const probe = pre.cloneNode(false);
+    pre.parentNode.appendChild(probe);
+    let n = 40;
+    do { probe.textContent = 'x'.repeat(++n); }
+    while (probe.scrollWidth <= probe.clientWidth && n < 400);
+    probe.remove();
+    return n - 1;
+}"""
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (make browser)"
@@ -66,8 +136,28 @@ def browser():
         browser.close()
 
 
+@pytest.fixture
+def offline_page(browser, server):
+    """A 1280 px page that can reach our server only; what else it asked for."""
+    context = browser.new_context(viewport={"width": WIDTH, "height": 900})
+    elsewhere = []
+
+    def route(route):
+        url = route.request.url
+        if url.startswith((server, "data:", "blob:")):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", route)
+    page = context.new_page()
+    yield page, elsewhere
+    context.close()
+
+
 def expected_animations(site: Path, page: str) -> int:
-    """How many animation players the page must show: one per jshtml output of its executed notebook."""
+    """How many animation players the page must show: one per jshtml output."""
     executed = site.parent / "jupyter_execute" / f"{page}.ipynb"
     if not executed.exists():
         return 0
@@ -82,67 +172,90 @@ def expected_animations(site: Path, page: str) -> int:
     )
 
 
+def wait_for_mathjax(page) -> None:
+    """Wait until MathJax has typeset the page (if any maths) with its fonts."""
+    if page.locator(MATH).count() == 0:
+        return
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+        timeout=30_000,
+    )
+    page.evaluate("() => MathJax.startup.promise.then(() => true)")
+    failed_fonts = page.evaluate(
+        """() => document.fonts.ready.then(fonts => [...fonts]
+            .filter(f => f.status === 'error').map(f => f.family))"""
+    )
+    assert not failed_fonts, f"fonts that did not load: {failed_fonts}"
+
+
 @pytest.mark.parametrize("page_path", PAGES)
-def test_page_renders_for_a_reader(page_path, site, server, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    own_errors = []
+def test_page_renders_for_a_reader(page_path, site, server, offline_page):
+    page, elsewhere = offline_page
+    errors = []
     page.on(
         "console",
-        lambda m: (
-            m.type == "error"
-            and server in (m.location.get("url") or "")
-            and own_errors.append(m.text)
-        ),
+        lambda m: m.type == "error" and errors.append(f"{m.text} {m.location}"),
     )
-    page.on("pageerror", lambda e: own_errors.append(str(e)))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    own = server + "/"
     page.on(
         "requestfailed",
-        lambda r: (
-            r.url.startswith(server) and own_errors.append(f"failed: {r.url}")
-        ),
+        lambda r: r.url.startswith(own) and errors.append(f"failed: {r.url}"),
     )
     url = f"{server}/{page_path}.html"
     response = page.goto(url, wait_until="load")
     assert response is not None and response.ok, url
+    wait_for_mathjax(page)
     page.wait_for_timeout(300)
 
-    assert not own_errors, own_errors
+    assert not elsewhere, f"requests to other hosts: {elsewhere}"
+    assert not errors, errors
     text = page.inner_text("body")
-    assert (
-        "Traceback (most recent call last)" not in text
-        and "Error" not in page.title()
-    )
+    assert "Traceback (most recent call last)" not in text
+    assert "Error" not in page.title()
+
+    if page.locator(MATH).count():
+        maths = page.evaluate(MATH_REPORT, MATH)
+        assert (
+            not maths["errors"]
+            and not maths["untypeset"]
+            and maths["typeset"] == maths["maths"]
+        ), f"equations not typeset, or with TeX errors: {maths}"
+        assert not maths["too_wide"], f"equations that scroll: {maths}"
+    else:
+        assert not page_path.startswith("notebooks/"), "a chapter has maths"
+
+    overflowing = page.evaluate(OVERFLOWING)
+    assert not overflowing, f"code blocks scroll sideways: {overflowing}"
+    fit = page.evaluate(CHARACTERS_THAT_FIT)
+    assert fit is None or fit >= LINE_LENGTH, f"{fit} characters fit"
 
     broken = page.eval_on_selector_all(
         "img",
-        "imgs => imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.src.slice(0, 80))",
+        """imgs => imgs.filter(i => !(i.complete && i.naturalWidth > 0
+            && i.naturalHeight > 0)).map(i => i.src.slice(0, 80))""",
     )
     assert not broken, broken
 
     animations = expected_animations(site, page_path)
     assert page.locator("div.animation").count() == animations
     if animations:
-        assert page.locator("div.animation button").count() > 0, (
-            "the player's controls"
-        )
+        controls = page.locator("div.animation button").count()
+        assert controls > 0, "the player's controls"
+        icons = page.locator("div.animation button svg").count()
+        assert icons == controls, "the controls' icons (the theme's)"
         frame_sizes = page.eval_on_selector_all(
             "div.animation img", "imgs => imgs.map(i => i.naturalWidth)"
         )
         assert frame_sizes and min(frame_sizes) > 0, frame_sizes
 
     if page_path.startswith("notebooks/"):
-        assert page.locator(".math").count() > 0, (
-            "equations are rendered as math markup"
-        )
-        assert (
-            page.locator("a[href*='colab.research.google.com']").count() > 0
-        ), "Colab launch button"
-        assert page.locator("a[href$='.ipynb']").count() > 0, (
-            "notebook download"
-        )
-        assert page.locator("a.left-prev, a.right-next").count() > 0, (
-            "previous/next navigation"
-        )
+        colab = "a[href*='colab.research.google.com']"
+        assert page.locator(colab).count() > 0, "Colab launch button"
+        download = page.locator("a[href$='.ipynb']").count()
+        assert download > 0, "notebook download"
+        navigation = page.locator("a.left-prev, a.right-next").count()
+        assert navigation > 0, "previous/next navigation"
     assert (
         page.locator("button.copybtn").count() > 0
         or not page.locator("div.highlight").count()
@@ -161,7 +274,6 @@ def test_page_renders_for_a_reader(page_path, site, server, browser):
     shot = SCREENSHOTS / (page_path.replace("/", "__") + ".png")
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    page.close()
 
 
 def test_site_has_the_reader_features(site):

@@ -1,9 +1,30 @@
-"""The site builds strictly in quick mode, every notebook without error."""
+"""The site builds strictly in quick mode, every notebook without error, and
+every page reads offline: nothing it loads comes from another host."""
 
 import re
+from html.parser import HTMLParser
 
 from conftest import ROOT
 from test_repo import toc_files
+
+WIDGET = "application/vnd.jupyter.widget"
+
+
+class LoadedResources(HTMLParser):
+    """The URLs a page loads by itself (not the links a reader may follow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "embed", "video"):
+            self.urls.append(attrs.get("src"))
+        elif tag == "link" and attrs.get("rel") != "canonical":
+            self.urls.append(attrs.get("href"))
+        elif tag == "object":
+            self.urls.append(attrs.get("data"))
 
 
 def test_site_builds_every_page_without_errors(site):
@@ -17,3 +38,29 @@ def test_site_builds_every_page_without_errors(site):
     assert not re.search(r": (WARNING|ERROR|CRITICAL):", log), (
         "the Sphinx build must be warning-free"
     )
+
+
+def test_every_page_loads_only_the_sites_own_files(site):
+    for file in toc_files():
+        parser = LoadedResources()
+        parser.feed((site / f"{file}.html").read_text())
+        remote = [u for u in parser.urls if u and re.match(r"(https?:)?//", u)]
+        assert not remote, f"{file} loads from other hosts: {remote}"
+
+
+def test_mathjax_is_served_by_the_site(site):
+    assert (site / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+    fonts = site / "_static" / "mathjax" / "output" / "chtml" / "fonts"
+    assert any(fonts.glob("woff-v2/*.woff")), "MathJax's fonts"
+    for file in toc_files():
+        html = (site / f"{file}.html").read_text()
+        if 'class="math notranslate' in html:
+            assert "_static/mathjax/tex-mml-chtml.js" in html, file
+
+
+def test_no_page_shows_a_widget(site):
+    """Widgets need a widget manager from a CDN: progress bars are text."""
+    for file in toc_files():
+        assert WIDGET not in (site / f"{file}.html").read_text(), file
+    for executed in (site.parent / "jupyter_execute").rglob("*.ipynb"):
+        assert WIDGET not in executed.read_text(), executed.name
