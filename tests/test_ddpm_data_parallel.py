@@ -5,7 +5,10 @@ notebook's cells (quick-mode settings) in an IPython shell, up to the one
 tagged `ddpm-train-step`, then runs a few steps from the notebook's freshly
 initialised `model`. XLA's `--xla_force_host_platform_device_count=8` makes the
 CPU appear as eight devices, so the batch really is split eight ways and the
-gradient reduced across them.
+gradient reduced across them. The steps run at the highest matmul precision,
+so that the comparison does not depend on a backend's default (TF32 on recent
+GPUs, bfloat16 passes on TPUs). Last, the train-step cell is run again with a
+batch that eight devices cannot split, which must stop with a clear error.
 """
 
 import json
@@ -29,21 +32,28 @@ for cell in json.load(open({str(NOTEBOOK)!r}))["cells"]:
     tags = cell.get("metadata", {{}}).get("tags", [])
     if cell["cell_type"] != "code" or "remove-cell" in tags:
         continue
-    shell.run_cell("".join(cell["source"])).raise_error()
+    source = "".join(cell["source"])
+    shell.run_cell(source).raise_error()
     if "ddpm-train-step" in tags:
         break
 shell.run_cell('''
 model, ema, opt_state = init_training(model)
 losses = []
-for step in range({STEPS}):
-    step_key = jax.random.fold_in(jax.random.key(2), step)
-    model, ema, opt_state, loss = train_step(step_key, model, ema, opt_state)
-    losses.append(float(loss))
+with jax.default_matmul_precision("highest"):
+    for step in range({STEPS}):
+        step_key = jax.random.fold_in(jax.random.key(2), step)
+        model, ema, opt_state, loss = train_step(
+            step_key, model, ema, opt_state
+        )
+        losses.append(float(loss))
 leaf = jax.tree.leaves(eqx.filter(model, eqx.is_array))[0]
 result = {{"devices": jax.device_count(), "losses": losses,
           "mesh": dict(mesh.shape),
           "replicated": leaf.sharding.is_fully_replicated}}
+BATCH_SIZE = jax.device_count() + 1
 ''').raise_error()
+uneven = shell.run_cell(source).error_in_exec
+shell.user_ns["result"]["uneven_batch_error"] = repr(uneven)
 print(json.dumps(shell.user_ns["result"]))
 """
 
@@ -77,3 +87,7 @@ def test_eight_devices_give_the_losses_of_one():
     for a, b in zip(one["losses"], eight["losses"], strict=True):
         assert a == pytest.approx(b, rel=1e-4), (one, eight)
     assert one["losses"][-1] < one["losses"][0] * 1.5  # nothing diverges
+    # A batch of 9 cannot be split over 8 devices: a clear error, not a crash
+    # deep inside XLA.
+    message = eight["uneven_batch_error"]
+    assert "ValueError" in message and "multiple of the device count" in message
