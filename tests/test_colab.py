@@ -27,6 +27,9 @@ Three parts (issue 11):
    The notebooks share the runtime, as a reader's notebooks in one Colab
    session do: the first cell installs, later ones find everything there.
    Everything is logged to test-artifacts/colab-sim.log.
+4. Colab's GPU runtime (a copy of its list: colab_stand_in/pip-freeze.gpu.txt)
+   already has every CUDA library that jax's CUDA plug-in asks for, at a
+   version it accepts: the cell installs the plug-in and holds the rest.
 """
 
 import ast
@@ -470,3 +473,47 @@ def test_notebook_runs_on_colab(colab, notebook):
         f"{notebook.name}: quick mode in {time.perf_counter() - start:.0f} s"
         f" (set-up cell: {printed.strip()})"
     )
+
+
+# ------------------------------------------ (4) Colab's GPU runtime
+
+COLAB_GPU_LIST = STAND_IN / "pip-freeze.gpu.txt"  # Colab's GPU list, as above
+
+
+@pytest.mark.colab
+def test_gpu_runtime_has_the_cuda_libraries_jax_needs(tmp_path):
+    """On a GPU runtime the cell installs jax[cuda12], whose plug-in asks for
+    CUDA libraries (nvidia-*) that Colab's torch needs too. The cell holds the
+    runtime's nvidia-* versions, so every one the plug-in asks for must be
+    there at a version it accepts (else pip stops, on purpose)."""
+    from packaging.requirements import Requirement
+
+    pins, _, _ = setup_cell_lists()
+    plugin = f"jax-cuda12-plugin[with-cuda]=={pins['jax']}"
+    report = tmp_path / "report.json"
+    result = run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet"]
+        + ["--no-deps", "--ignore-installed", "--only-binary=:all:"]
+        + ["--python-version", "3.13", "--target", str(tmp_path / "t")]
+        + ["--platform", "manylinux_2_27_x86_64", "--report", str(report)]
+        + [plugin]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (found,) = json.loads(report.read_text())["install"]
+    gpu = colab_versions(COLAB_GPU_LIST)
+    marker_env = {"extra": "with-cuda", "sys_platform": "linux"}
+    cuda = [
+        Requirement(r)
+        for r in found["metadata"]["requires_dist"]
+        if normal(r).startswith("nvidia-")
+    ]
+    cuda = [
+        r for r in cuda if r.marker is None or r.marker.evaluate(marker_env)
+    ]
+    assert cuda, found["metadata"]["requires_dist"]
+    for req in cuda:
+        have = gpu.get(normal(req.name))
+        log(f"GPU runtime: {req.name}{req.specifier} needed, has {have}")
+        assert have and req.specifier.contains(have, prereleases=True), (
+            f"{plugin} needs {req}; Colab's GPU runtime has {have}"
+        )
