@@ -25,7 +25,8 @@ Three parts (issue 11):
    `pip check` is clean, and that every notebook runs in quick mode
    (BOOK_QUICK=1, JAX_DEBUG_KEY_REUSE=true) in that kernel, without myst-nb.
    The notebooks share the runtime, as a reader's notebooks in one Colab
-   session do: the first cell installs, later ones find everything there.
+   session do: the first cell installs, later ones find everything there;
+   they run COLAB_JOBS at a time (an environment variable; default: cores).
    Everything is logged to test-artifacts/colab-sim.log.
 4. Colab's GPU runtime (a copy of its list: colab_stand_in/pip-freeze.gpu.txt)
    already has every CUDA library that jax's CUDA plug-in asks for, at a
@@ -33,6 +34,7 @@ Three parts (issue 11):
 """
 
 import ast
+import asyncio
 import hashlib
 import json
 import os
@@ -46,7 +48,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -57,6 +59,8 @@ LOG = ROOT / "test-artifacts" / "colab-sim.log"
 # Colab's CPU runtime as published (googlecolab/backend-info, 2026-08-19).
 COLAB_LIST = STAND_IN / "pip-freeze.txt"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+# How many notebooks run at once in the simulated runtime (default: cores).
+COLAB_JOBS = int(os.environ.get("COLAB_JOBS", len(os.sched_getaffinity(0))))
 # Colab's packages that the notebooks import (directly, through the
 # set-up cell, or through jaxtyping's run-time checks), and Colab's kernel
 # stack. Each is installed at the version of Colab's CPU list, and so is
@@ -451,13 +455,21 @@ def has_error(cell) -> bool:
     return any(o.get("output_type") == "error" for o in outputs)
 
 
-@pytest.mark.colab
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_on_colab(colab, notebook):
+async def run_on_colab(notebook: Path, runtime: dict) -> Exception | None:
+    """Run a notebook in a kernel of Colab's runtime; its error, if any."""
     nb = nbformat.read(notebook, as_version=4)
+    km = AsyncKernelManager(
+        kernel_name="colab-sim",
+        kernel_spec_manager=KernelSpecManager(
+            kernel_dirs=runtime["kernel_dirs"]
+        ),
+    )
+    client = NotebookClient(
+        nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
+    )
     start = time.perf_counter()
     try:
-        execute(nb, colab, cwd=notebook.parent)
+        await client.async_execute(env=runtime["env"], cwd=str(notebook.parent))
     except CellExecutionError as error:
         seconds = time.perf_counter() - start
         failed = [c for c in nb.cells if has_error(c)]
@@ -467,12 +479,49 @@ def test_notebook_runs_on_colab(colab, notebook):
             f"{notebook.name}: FAILED after {seconds:.0f} s, in the cell "
             f"starting {where!r}: {error.ename}: {evalue[:1500]}"
         )
-        raise
+        return error
     printed = "".join(o.get("text", "") for o in nb.cells[1].outputs)
     log(
         f"{notebook.name}: quick mode in {time.perf_counter() - start:.0f} s"
         f" (set-up cell: {printed.strip()})"
     )
+    return None
+
+
+@pytest.fixture(scope="module")
+def colab_runs(colab, request) -> dict[Path, Exception | None]:
+    """The notebooks of this session's tests, in the one runtime, COLAB_JOBS
+    at a time (as a reader's notebooks share a Colab session: the first cell
+    installs, later ones find everything there)."""
+    notebooks = [
+        item.callspec.params["notebook"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_notebook_runs_on_colab"
+    ]
+
+    async def run_all() -> list:
+        slots = asyncio.Semaphore(COLAB_JOBS)
+
+        async def run(notebook: Path) -> Exception | None:
+            async with slots:
+                return await run_on_colab(notebook, colab)
+
+        return await asyncio.gather(*map(run, notebooks))
+
+    start = time.perf_counter()
+    errors = asyncio.run(run_all())
+    log(
+        f"{len(notebooks)} notebooks, {COLAB_JOBS} at a time, in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+    return dict(zip(notebooks, errors))
+
+
+@pytest.mark.colab
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_colab(colab_runs, notebook):
+    if colab_runs[notebook] is not None:
+        raise colab_runs[notebook]
 
 
 # ------------------------------------------ (4) Colab's GPU runtime

@@ -1,5 +1,7 @@
 """The site builds strictly in quick mode, every notebook without error, and
-every page reads offline: nothing it loads comes from another host."""
+every page reads offline: nothing it loads comes from another host. Every
+value its notebooks glue is kept in book/results.json, and the appendix shows
+how this build's values compare (tests/test_results.py tests the comparison)."""
 
 import os
 import re
@@ -7,6 +9,7 @@ from html.parser import HTMLParser
 
 from conftest import ROOT
 from test_repo import toc_files
+from test_results import NOTEBOOKS, RECORDED, results, values
 
 WIDGET = "application/vnd.jupyter.widget"
 
@@ -67,3 +70,18 @@ def test_no_page_shows_a_widget(site):
         assert WIDGET not in (site / f"{file}.html").read_text(), file
     for executed in (site.parent / "jupyter_execute").rglob("*.ipynb"):
         assert WIDGET not in executed.read_text(), executed.name
+
+
+def test_every_glued_value_of_the_build_is_in_results_json(site):
+    """Every value (figures and tables aside) that the notebooks glued."""
+    current = results.glued(site.parent)
+    assert {chapter for chapter, _ in current} == {p.stem for p in NOTEBOOKS}
+    missing = set(current) - set(values())
+    assert not missing, f"not in book/results.json (make results): {missing}"
+
+
+def test_the_appendix_shows_the_comparison(site):
+    html = (site / "book" / "reproducibility.html").read_text()
+    assert (
+        f"Of the {len(RECORDED['values'])} values in book/results.json" in html
+    )

@@ -1,0 +1,321 @@
+"""The book's published numbers, kept and compared.
+
+`book/results.json` keeps every value the chapters glue (figures and tables
+aside) as the last full build computed it: its name, chapter, value and a
+tolerance (0: exact, for counts, settings and text; a number: an absolute
+tolerance; "N%": a relative one), from the rules in TOLERANCES below.
+After `make book`:
+
+    python book/_ext/results.py update   # `make results`: refresh the file
+    python book/_ext/results.py compare  # what moved beyond its tolerance
+
+`make book` runs `compare` after the build (`--strict`, with
+STRICT_RESULTS=1, fails if anything moved). As a Sphinx extension, the
+directive `{results-comparison}` shows the same comparison, for the build
+that renders it, on the reproducibility appendix.
+"""
+
+import argparse
+import ast
+import json
+import os
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+ROOT = Path(__file__).resolve().parents[2]
+FILE = ROOT / "book" / "results.json"
+BUILD = ROOT / "_build"
+# A glued value's tolerance. Counts, settings and text are exact: a value
+# whose numbers are all integers, or a float that a person typed (at most four
+# significant digits). Else the first rule whose pattern its name matches:
+# timings vary with the machine and its load (and with how many notebooks ran
+# at once); measured values by their Monte Carlo noise (with 10,000 to 50,000
+# samples, a standard error of about 0.005 on a mode weight). Else DEFAULT.
+TOLERANCES = [
+    (r"wall_time|seconds|_ms_|^jit_", "50%"),  # timings
+    (r"_weights", 0.01),  # mode weights
+    (r"accuracy", 0.005),
+    (r"nll|log_z|nce_c|_objective|_se$", 0.01),  # nats
+    (r"tv|w1", "10%"),  # distances to the truth, and their floors
+    (r"_z$", 1.0),  # z-scores
+    (r"_error$", "100%"),  # errors of an approximation
+]
+DEFAULT = "5%"
+ABOUT = (
+    "Every value the chapters glue (figures and tables aside), as the last "
+    "full build computed it (make book; then make results). tolerance: 0 "
+    "exact, a number absolute, 'N%' relative (rules: book/_ext/results.py)."
+)
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d*)?(?:[eE][-+]?\d+)?")
+
+
+def value_of(output: dict):
+    """A glued value as JSON: the Python literal of its text, or the text."""
+    text = output["data"]["text/plain"]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    if isinstance(value, tuple):
+        value = list(value)
+    return value if valid(value) else text
+
+
+def valid(value) -> bool:
+    if isinstance(value, list):
+        return all(valid(v) for v in value)
+    return isinstance(value, int | float | str | bool | None)
+
+
+def glued(build: Path) -> dict[tuple[str, str], object]:
+    """(chapter, name) -> value, for every glued value in a build's notebooks
+    (the `.glue.json` files myst-nb writes beside the executed notebooks)."""
+    found = {}
+    for path in sorted((build / "jupyter_execute").rglob("*.glue.json")):
+        docname = path.relative_to(build / "jupyter_execute")
+        chapter = docname.name.removesuffix(".glue.json")
+        if not (ROOT / docname.parent / f"{chapter}.ipynb").exists():
+            continue  # a page that is no longer in the book
+        for name, output in json.loads(path.read_text()).items():
+            if set(output["data"]) == {"text/plain"}:  # not a figure or table
+                found[chapter, name] = value_of(output)
+    return found
+
+
+def tolerance_for(name: str, value):
+    numbers, _ = numbers_and_text(value)
+    if all(x.is_integer() for x in numbers) or (
+        isinstance(value, float) and float(f"{value:.4g}") == value
+    ):
+        return 0
+    for pattern, tolerance in TOLERANCES:
+        if re.search(pattern, name):
+            return tolerance
+    return DEFAULT
+
+
+def numbers_and_text(value) -> tuple[list[float], str]:
+    """A value's numbers, and what is left when they are taken out."""
+    if isinstance(value, bool) or value is None:
+        return [], repr(value)
+    if isinstance(value, int | float):
+        return [float(value)], "#"
+    if isinstance(value, list):
+        parts = [numbers_and_text(v) for v in value]
+        return [x for xs, _ in parts for x in xs], repr([t for _, t in parts])
+    found = [float(n.replace(",", "")) for n in NUMBER.findall(value)]
+    return found, NUMBER.sub("#", value)
+
+
+def within(old, new, tolerance) -> bool:
+    (xs, text), (ys, new_text) = numbers_and_text(old), numbers_and_text(new)
+    if text != new_text or len(xs) != len(ys):
+        return False
+    if isinstance(tolerance, str):  # "N%"
+        r = float(tolerance.rstrip("%")) / 100
+        return all(abs(y - x) <= r * abs(x) for x, y in zip(xs, ys))
+    return all(abs(y - x) <= tolerance for x, y in zip(xs, ys))
+
+
+def compare(recorded: dict, current: dict) -> list[dict]:
+    """Every recorded value that moved beyond its tolerance or is gone, and
+    every glued value that the file does not have."""
+    rows = []
+    kept = {(e["chapter"], e["name"]): e for e in recorded["values"]}
+    for key, entry in kept.items():
+        new = current.get(key, "(not glued)")
+        if key not in current or not within(
+            entry["value"], new, entry["tolerance"]
+        ):
+            rows.append({**entry, "now": new})
+    for (chapter, name), value in current.items():
+        if (chapter, name) not in kept:
+            row = {"chapter": chapter, "name": name, "tolerance": "-"}
+            rows.append({**row, "value": "(not recorded)", "now": value})
+    return rows
+
+
+def short(value, width: int = 24) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, list):
+        text = ", ".join(short(v) for v in value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+COLUMNS = ("chapter", "name", "value", "now", "tolerance")
+
+
+def cells(row: dict, width: int = 24) -> list[str]:
+    return [row["chapter"][:2], row["name"]] + [
+        short(row[c], width) for c in COLUMNS[2:]
+    ]
+
+
+def table(rows: list[dict]) -> str:
+    """Rows as a plain-text table."""
+    lines = [list(COLUMNS)] + [cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+        for line in lines
+    )
+
+
+def execution_record(build: Path) -> dict:
+    """What book/_ext/execute.py recorded of the build's execution."""
+    path = build / "execution.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def update(build: Path, file: Path) -> dict:
+    current = glued(build)
+    if not current:
+        sys.exit(f"no glued values under {build}/jupyter_execute: make book")
+    record = execution_record(build)
+    if record.get("last_run", {}).get("quick"):
+        sys.exit(f"{build} was executed in quick mode: make book")
+    results = {
+        "about": ABOUT,
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "execution": record,
+        "values": [
+            {
+                "chapter": chapter,
+                "name": name,
+                "value": value,
+                "tolerance": tolerance_for(name, value),
+            }
+            for (chapter, name), value in current.items()
+        ],
+    }
+    # Indented, but one value a line (readable diffs).
+    head = json.dumps(
+        {k: v for k, v in results.items() if k != "values"}, indent=1
+    )
+    lines = ",\n".join(
+        json.dumps(e, ensure_ascii=False) for e in results["values"]
+    )
+    head = head.removesuffix("\n}")
+    file.write_text(f'{head},\n "values": [\n{lines}\n]}}\n')
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["update", "compare"])
+    parser.add_argument("--build", type=Path, default=BUILD)
+    parser.add_argument("--file", type=Path, default=FILE)
+    parser.add_argument("--strict", action="store_true", help="fail if moved")
+    args = parser.parse_args(argv)
+    if args.command == "update":
+        results = update(args.build, args.file)
+        print(f"{args.file}: {len(results['values'])} values")
+        return 0
+    rows = compare(json.loads(args.file.read_text()), glued(args.build))
+    if not rows:
+        print(f"every glued value is within its tolerance of {args.file}")
+        return 0
+    print(f"{len(rows)} glued values moved from {args.file}:\n{table(rows)}")
+    return 1 if args.strict else 0
+
+
+# ----------------------------------------------------------- Sphinx
+
+
+class placeholder(nodes.General, nodes.Element):
+    """Filled in once every page has been read (see `fill`)."""
+
+
+def directive(kind: str) -> type[SphinxDirective]:
+    class Directive(SphinxDirective):
+        def run(self) -> list[nodes.Node]:
+            self.env.note_dependency(str(FILE))
+            return [placeholder(kind=kind)]
+
+    return Directive
+
+
+def docutils_table(rows: list[dict]) -> nodes.table:
+    def line(texts: list[str]) -> nodes.row:
+        entries = (nodes.entry("", nodes.paragraph(text=t)) for t in texts)
+        return nodes.row("", *entries)
+
+    group = nodes.tgroup(cols=len(COLUMNS))
+    group += [nodes.colspec(colwidth=1) for _ in COLUMNS]
+    group += nodes.thead("", line(list(COLUMNS)))
+    group += nodes.tbody("", *(line(cells(r, 40)) for r in rows))
+    return nodes.table("", group)
+
+
+def comparison(build: Path) -> list[nodes.Node]:
+    recorded = json.loads(FILE.read_text())
+    rows = compare(recorded, glued(build))
+    text = (
+        f"Of the {len(recorded['values'])} values in book/results.json "
+        f"(updated {recorded['updated'][:10]}), "
+    )
+    if not rows:
+        return [nodes.paragraph(text=text + "none moved in this build.")]
+    text += f"{len(rows)} moved in this build beyond their tolerance"
+    if os.environ.get("BOOK_QUICK") == "1":
+        text += " (this build ran in quick mode, with small budgets)"
+    return [nodes.paragraph(text=text + ":"), docutils_table(rows)]
+
+
+def execution(build: Path) -> list[nodes.Node]:
+    record = execution_record(build)
+    run = record.get("last_full_run", record.get("last_run"))
+    if not run:
+        text = (
+            "This build has no record of a parallel execution: its notebooks "
+            "were executed by the tests, or one at a time by jupyter-book."
+        )
+    else:
+        total = sum(run["notebooks"].values())
+        text = (
+            f"The last execution of the book ({run['finished'][:16]} UTC) ran "
+            f"{len(run['notebooks'])} notebooks, {run['jobs']} at a time, "
+            f"in {run['seconds']:.0f} s of wall time (one after another, "
+            f"their own times add up to {total:.0f} s)."
+        )
+    return [nodes.paragraph(text=text)]
+
+
+def fill(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    build = Path(app.outdir).parent
+    for node in doctree.findall(placeholder):
+        kind = node["kind"]
+        node.replace_self(
+            comparison(build) if kind == "comparison" else execution(build)
+        )
+
+
+def rewrite(app: Sphinx, env) -> list[str]:
+    """Pages with a placeholder: their input is every other page."""
+    return [
+        docname
+        for docname in env.found_docs
+        if Path(env.doc2path(docname)).suffix == ".md"
+        and "{results-" in Path(env.doc2path(docname)).read_text()
+    ]
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_node(placeholder)
+    app.add_directive("results-comparison", directive("comparison"))
+    app.add_directive("results-execution", directive("execution"))
+    app.connect("doctree-resolved", fill)
+    app.connect("env-get-updated", rewrite)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
