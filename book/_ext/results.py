@@ -38,11 +38,11 @@ BUILD = ROOT / "_build"
 # at once); measured values by their Monte Carlo noise (with 10,000 to 50,000
 # samples, a standard error of about 0.005 on a mode weight). Else DEFAULT.
 TOLERANCES = [
-    (r"wall_time|seconds|_ms_|^jit_", "50%"),  # timings
+    (r"wall_time|seconds|_ms_|^jit_|step_cost", "50%"),  # timings, and ratios
     (r"_weights", 0.01),  # mode weights
     (r"accuracy", 0.005),
     (r"nll|log_z|nce_c|_objective|_se$", 0.01),  # nats
-    (r"tv|w1", "10%"),  # distances to the truth, and their floors
+    (r"tv|w1|fd_", "10%"),  # distances to the truth, and their floors
     (r"_z$", 1.0),  # z-scores
     (r"_error$", "100%"),  # errors of an approximation
 ]
