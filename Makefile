@@ -15,7 +15,7 @@ JAX_VERSION := $(shell sed -n 's/^jax==//p' requirements.txt)
 JOBS ?= $(if $(filter tpu,$(JAX_EXTRA)),1,$(shell nproc))
 STRICT_RESULTS ?=
 
-.PHONY: book test results setup browser serve clean
+.PHONY: book test results setup browser colab-base serve clean
 
 $(BIN)/jupyter-book: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,10 @@ book: setup
 results:  ## book/results.json from the last full `make book`
 	$(BIN)/python book/_ext/results.py update
 
-test: setup browser
+colab-base: setup  ## the Colab simulation's base environment (built once, cached)
+	$(BIN)/python tests/test_colab.py
+
+test: setup browser colab-base
 	$(BIN)/python -m pytest -n $(JOBS)
 
 serve:  ## view the built site at http://127.0.0.1:8000

@@ -10,14 +10,17 @@ is told not to execute them again); a notebook that nbmake did not run in this
 session (say, `pytest tests/` alone) is executed by the site build as usual.
 
 The queue, in this order: the Colab simulation (in one worker: one runtime
-for all its notebooks), the longest single test, the notebooks, the site's
-tests (in one worker: one build, once the notebooks are done), the rest.
+for all its notebooks), the notebooks, chapter 6's data-parallel test, the
+site's tests, the rest. The site is built once per run, once the notebooks
+are done, by the first worker that needs it (into test-artifacts/site/); the
+others wait for that build, so the site's tests run in every worker.
 
 To check an already built site instead (say, the full-mode build), point
 BOOK_SITE at its html directory:
 `BOOK_SITE=_build/html pytest tests/test_browser.py`.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -37,7 +40,16 @@ os.environ["JAX_DEBUG_KEY_REUSE"] = "true"  # a key used twice is an error
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 EXECUTED = ARTIFACTS / "executed"  # this run's executed notebooks
+SITE = ARTIFACTS / "site"  # this run's quick-mode site, built once
 WAIT = 1200  # seconds the site waits for the other workers' notebooks
+# One JAX compilation cache per test run, for every kernel the run starts
+# (nbmake's, and the Colab simulation's, whose set-up cell installs the same
+# jaxlib): the second execution of a notebook loads the programs the first
+# one compiled instead of compiling them again. It starts empty each run.
+JAX_CACHE = ARTIFACTS / "jax-cache"
+os.environ["JAX_COMPILATION_CACHE_DIR"] = str(JAX_CACHE)
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
 def _execute_and_keep(self: NotebookRun, _execute=NotebookRun.execute):
@@ -56,25 +68,26 @@ NotebookRun.execute = _execute_and_keep  # nbmake's run, and keep the result
 
 def pytest_configure(config):
     if not hasattr(config, "workerinput"):  # xdist's controller, or no xdist
-        shutil.rmtree(EXECUTED, ignore_errors=True)
+        for folder in (EXECUTED, SITE, JAX_CACHE):
+            shutil.rmtree(folder, ignore_errors=True)
         EXECUTED.mkdir(parents=True)
 
 
 # Tests that share a fixture too costly to set up twice: each group runs in
 # one worker (by file; xdist's own `xdist_group` mark is lost under pytest 9,
-# pytest-xdist issue 1386).
+# pytest-xdist issue 1386). The site is built once, by whichever worker needs
+# it first (the `site` fixture), so its tests run in every worker.
 GROUPS = {
     "tests/test_colab.py": "colab",  # one Colab runtime
-    "tests/test_browser.py": "site",  # one site build
-    "tests/test_site.py": "site",
 }
-# The queue: the long chains first (the Colab simulation, the longest single
-# test, the notebooks, the site's tests, which wait for the notebooks), then
-# the rest.
+# The queue: the long chains first (the Colab simulation, the notebooks,
+# chapter 6's data-parallel test, whose one-device run then finds chapter 6's
+# programs in the run's compilation cache, and the site's tests, which wait
+# for the notebooks), then the rest.
 QUEUE = [
     "tests/test_colab.py",
-    "tests/test_ddpm_data_parallel.py",
     ".ipynb",
+    "tests/test_ddpm_data_parallel.py",
     "tests/test_browser.py",
     "tests/test_site.py",
 ]
@@ -86,8 +99,17 @@ def rank(nodeid: str) -> int:
     return QUEUE.index(path) if path in QUEUE else len(QUEUE)
 
 
+def order(item: pytest.Item) -> tuple[int, int]:
+    """The queue's order; the notebooks from the last chapter to the first:
+    the longest first, and in the reverse of the Colab simulation's order, so
+    that the two executions of a chapter rarely compile at the same time."""
+    if item.path.suffix == ".ipynb":
+        return rank(item.nodeid), -int(item.path.name[:2])
+    return rank(item.nodeid), 0
+
+
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: rank(item.nodeid))  # stable
+    items.sort(key=order)  # stable
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of xdist's
@@ -131,15 +153,30 @@ def stage_book(source: Path, executed: dict) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def site(request, tmp_path_factory) -> Path:
-    """Build the site in quick mode, strictly; return its html directory."""
+def site(request) -> Path:
+    """Build the site in quick mode, strictly; return its html directory.
+
+    The first worker to get here builds it (under a lock) into
+    test-artifacts/site/; the others wait for that build and use it, so the
+    site's tests can run in every worker."""
     if os.environ.get("BOOK_SITE"):
         return Path(os.environ["BOOK_SITE"]).resolve()
-    tmp = tmp_path_factory.mktemp("site")
-    source, out = tmp / "source", tmp / "out"
-    source.mkdir()
+    source, out = SITE / "source", SITE / "out"
+    status = SITE / "returncode"
+    with open(ARTIFACTS / "site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not status.exists():
+            status.write_text(str(build_site(request.session, source, out)))
+    log = (ARTIFACTS / "site-build.log").read_text()
+    assert status.read_text() == "0", log[-5000:]
+    return out / "_build" / "html"
+
+
+def build_site(session: pytest.Session, source: Path, out: Path) -> int:
+    """The quick-mode site from this run's executions; the build's status."""
+    source.mkdir(parents=True)
     start = time.perf_counter()
-    executed = executed_notebooks(request.session)
+    executed = executed_notebooks(session)
     waited = time.perf_counter() - start
     reused = stage_book(source, executed)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
@@ -152,7 +189,5 @@ def site(request, tmp_path_factory) -> Path:
     )
     log = f"waited {waited:.0f} s for nbmake; notebooks reused: {reused}\n"
     log += result.stdout + result.stderr
-    ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "site-build.log").write_text(log)
-    assert result.returncode == 0, log[-5000:]
-    return out / "_build" / "html"
+    return result.returncode

@@ -17,16 +17,20 @@ Three parts (issue 11):
    imports at start, as Colab's launcher does (tests/colab_stand_in/). Colab
    runs Python 3.13; this machine and CI have only Python 3.11, so the
    simulation runs on 3.11, with Colab's version of every package. The base
-   is built once and cached under ~/.cache/jax-book/colab-sim-<hash of its
-   inputs>; each test run works on a copy, so the base stays pristine. On the
-   copy, a kernel runs the set-up cell exactly as the notebooks carry it (it
+   is built once (by `make setup`, or else by the first test run that needs
+   it) and cached under ~/.cache/jax-book/colab-sim-<hash of its inputs>;
+   each test run works on a copy, so the base stays pristine. On the copy,
+   a kernel runs the set-up cell exactly as the notebooks carry it (it
    pip-installs the pins); then we check that Colab's own packages are
    unchanged (only the pinned ones replaced, others only added), that
    `pip check` is clean, and that every notebook runs in quick mode
    (BOOK_QUICK=1, JAX_DEBUG_KEY_REUSE=true) in that kernel, without myst-nb.
    The notebooks share the runtime, as a reader's notebooks in one Colab
    session do: the first cell installs, later ones find everything there;
-   they run COLAB_JOBS at a time (an environment variable; default: cores).
+   they run COLAB_JOBS at a time (an environment variable; default: cores),
+   first chapter first, and share the test run's JAX compilation cache with
+   nbmake's kernels (tests/conftest.py: the set-up cell installs the same
+   jaxlib, so a program one of them compiled, the other loads).
    Everything is logged to test-artifacts/colab-sim.log.
 4. Colab's GPU runtime (a copy of its list: colab_stand_in/pip-freeze.gpu.txt)
    already has every CUDA library that jax's CUDA plug-in asks for, at a
@@ -323,12 +327,8 @@ def build_base(base: Path, freeze_list: Path, packages: list[str]) -> None:
     log(f"built the base in {seconds:.0f} s: {base} ({size_mb(base):.0f} MB)")
 
 
-@pytest.fixture(scope="module")
-def colab(tmp_path_factory) -> dict:
-    """A copy of the cached base, with the set-up cell run in its kernel."""
-    LOG.parent.mkdir(exist_ok=True)
-    LOG.write_text("")
-    freeze_list = COLAB_LIST
+def cached_base(freeze_list: Path = COLAB_LIST) -> Path:
+    """The base for Colab's list, built if the cache does not have it."""
     packages, digest = base_inputs(freeze_list)
     base = CACHE / "jax-book" / f"colab-sim-{digest}"
     log(f"Colab's list: {freeze_list}", f"base: {' '.join(packages)}")
@@ -338,6 +338,15 @@ def colab(tmp_path_factory) -> dict:
     else:
         built = json.loads((base / "colab-sim.json").read_text())
         log(f"cached base {base} (built in {built['build_seconds']:.0f} s)")
+    return base
+
+
+@pytest.fixture(scope="module")
+def colab(tmp_path_factory) -> dict:
+    """A copy of the cached base, with the set-up cell run in its kernel."""
+    LOG.parent.mkdir(exist_ok=True)
+    LOG.write_text("")
+    base = cached_base()
     tmp = tmp_path_factory.mktemp("colab")
     env_dir = tmp / "runtime"
     start = time.perf_counter()
@@ -566,3 +575,7 @@ def test_gpu_runtime_has_the_cuda_libraries_jax_needs(tmp_path):
         assert have and req.specifier.contains(have, prereleases=True), (
             f"{plugin} needs {req}; Colab's GPU runtime has {have}"
         )
+
+
+if __name__ == "__main__":  # `make setup`: build (or find) the cached base
+    print(cached_base())
