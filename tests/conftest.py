@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -52,10 +53,37 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
+# A kernel that did not start is started again (twice at most): kernels that
+# start at the same moment in several processes can be given the same free
+# port, and then one of them cannot bind it (zmq: "Address already in use").
+# Only the start is retried, never a notebook's own error.
+KERNEL_START_FAILURES = ("Kernel didn't respond", "Kernel died before replying")
+
+
+def with_kernel_retries(run: Callable):
+    """run(), again if its kernel did not start."""
+    for attempt in (1, 2, 3):
+        try:
+            return run()
+        except RuntimeError as error:
+            if attempt == 3 or not str(error).startswith(KERNEL_START_FAILURES):
+                raise
+
+
+async def with_kernel_retries_async(run: Callable):
+    """await run(), again if its kernel did not start."""
+    for attempt in (1, 2, 3):
+        try:
+            return await run()
+        except RuntimeError as error:
+            if attempt == 3 or not str(error).startswith(KERNEL_START_FAILURES):
+                raise
+
+
 def _execute_and_keep(self: NotebookRun, _execute=NotebookRun.execute):
     path = EXECUTED / Path(self.filename).name
     try:
-        result = _execute(self)
+        result = with_kernel_retries(lambda: _execute(self))
         nbformat.write(result.nb, path.with_suffix(".partial"))
         path.with_suffix(".partial").rename(path)
         return result
@@ -166,8 +194,14 @@ def site(request) -> Path:
     with open(ARTIFACTS / "site.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not status.exists():
-            status.write_text(str(build_site(request.session, source, out)))
-    log = (ARTIFACTS / "site-build.log").read_text()
+            try:
+                code = build_site(request.session, source, out)
+            except BaseException:
+                status.write_text("raised")  # the others do not try again
+                raise
+            status.write_text(str(code))
+    build_log = ARTIFACTS / "site-build.log"
+    log = build_log.read_text() if build_log.exists() else "(no build log)"
     assert status.read_text() == "0", log[-5000:]
     return out / "_build" / "html"
 

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import with_kernel_retries, with_kernel_retries_async
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager, KernelManager
 from nbclient import NotebookClient
@@ -235,7 +236,11 @@ def test_glue_falls_back_without_myst_nb():
         ]
     nb = nbformat.v4.new_notebook(cells=cells)
     env = {**os.environ, "MPLBACKEND": "agg"}
-    NotebookClient(nb, timeout=300, kernel_name="python3").execute(env=env)
+    with_kernel_retries(
+        lambda: NotebookClient(nb, timeout=300, kernel_name="python3").execute(
+            env=env
+        )
+    )
     for i, notebook in enumerate(NOTEBOOKS):
         hidden, shown = nb.cells[3 + 4 * i], nb.cells[4 + 4 * i]
         assert hidden.outputs == [], notebook.name
@@ -396,16 +401,19 @@ def colab(tmp_path_factory) -> dict:
 
 
 def execute(nb, runtime: dict, cwd: Path) -> None:
-    km = KernelManager(
-        kernel_name="colab-sim",
-        kernel_spec_manager=KernelSpecManager(
-            kernel_dirs=runtime["kernel_dirs"]
-        ),
-    )
-    client = NotebookClient(
-        nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
-    )
-    client.execute(env=runtime["env"], cwd=str(cwd))
+    def run():
+        km = KernelManager(
+            kernel_name="colab-sim",
+            kernel_spec_manager=KernelSpecManager(
+                kernel_dirs=runtime["kernel_dirs"]
+            ),
+        )
+        client = NotebookClient(
+            nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
+        )
+        client.execute(env=runtime["env"], cwd=str(cwd))
+
+    with_kernel_retries(run)
 
 
 # tfp-nightly is TensorFlow Probability's nightly build: it writes the same
@@ -467,18 +475,22 @@ def has_error(cell) -> bool:
 async def run_on_colab(notebook: Path, runtime: dict) -> Exception | None:
     """Run a notebook in a kernel of Colab's runtime; its error, if any."""
     nb = nbformat.read(notebook, as_version=4)
-    km = AsyncKernelManager(
-        kernel_name="colab-sim",
-        kernel_spec_manager=KernelSpecManager(
-            kernel_dirs=runtime["kernel_dirs"]
-        ),
-    )
-    client = NotebookClient(
-        nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
-    )
+
+    async def run():
+        km = AsyncKernelManager(
+            kernel_name="colab-sim",
+            kernel_spec_manager=KernelSpecManager(
+                kernel_dirs=runtime["kernel_dirs"]
+            ),
+        )
+        client = NotebookClient(
+            nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
+        )
+        await client.async_execute(env=runtime["env"], cwd=str(notebook.parent))
+
     start = time.perf_counter()
     try:
-        await client.async_execute(env=runtime["env"], cwd=str(notebook.parent))
+        await with_kernel_retries_async(run)
     except CellExecutionError as error:
         seconds = time.perf_counter() - start
         failed = [c for c in nb.cells if has_error(c)]
