@@ -60,23 +60,31 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 KERNEL_START_FAILURES = ("Kernel didn't respond", "Kernel died before replying")
 
 
+TRIES = 3
+
+
+def start_again(error: RuntimeError, attempt: int) -> bool:
+    """Whether to start the kernel again after this error of this attempt."""
+    return attempt < TRIES and str(error).startswith(KERNEL_START_FAILURES)
+
+
 def with_kernel_retries(run: Callable):
     """run(), again if its kernel did not start."""
-    for attempt in (1, 2, 3):
+    for attempt in range(1, TRIES + 1):
         try:
             return run()
         except RuntimeError as error:
-            if attempt == 3 or not str(error).startswith(KERNEL_START_FAILURES):
+            if not start_again(error, attempt):
                 raise
 
 
 async def with_kernel_retries_async(run: Callable):
     """await run(), again if its kernel did not start."""
-    for attempt in (1, 2, 3):
+    for attempt in range(1, TRIES + 1):
         try:
             return await run()
         except RuntimeError as error:
-            if attempt == 3 or not str(error).startswith(KERNEL_START_FAILURES):
+            if not start_again(error, attempt):
                 raise
 
 

@@ -400,20 +400,25 @@ def colab(tmp_path_factory) -> dict:
     return runtime
 
 
-def execute(nb, runtime: dict, cwd: Path) -> None:
-    def run():
-        km = KernelManager(
-            kernel_name="colab-sim",
-            kernel_spec_manager=KernelSpecManager(
-                kernel_dirs=runtime["kernel_dirs"]
-            ),
-        )
-        client = NotebookClient(
-            nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
-        )
-        client.execute(env=runtime["env"], cwd=str(cwd))
+def colab_client(nb, runtime: dict, manager=KernelManager) -> NotebookClient:
+    """A client for a new kernel of Colab's runtime (sync or async manager)."""
+    km = manager(
+        kernel_name="colab-sim",
+        kernel_spec_manager=KernelSpecManager(
+            kernel_dirs=runtime["kernel_dirs"]
+        ),
+    )
+    return NotebookClient(
+        nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
+    )
 
-    with_kernel_retries(run)
+
+def execute(nb, runtime: dict, cwd: Path) -> None:
+    with_kernel_retries(
+        lambda: colab_client(nb, runtime).execute(
+            env=runtime["env"], cwd=str(cwd)
+        )
+    )
 
 
 # tfp-nightly is TensorFlow Probability's nightly build: it writes the same
@@ -475,22 +480,13 @@ def has_error(cell) -> bool:
 async def run_on_colab(notebook: Path, runtime: dict) -> Exception | None:
     """Run a notebook in a kernel of Colab's runtime; its error, if any."""
     nb = nbformat.read(notebook, as_version=4)
-
-    async def run():
-        km = AsyncKernelManager(
-            kernel_name="colab-sim",
-            kernel_spec_manager=KernelSpecManager(
-                kernel_dirs=runtime["kernel_dirs"]
-            ),
-        )
-        client = NotebookClient(
-            nb, km=km, timeout=900, kernel_name="colab-sim", allow_errors=False
-        )
-        await client.async_execute(env=runtime["env"], cwd=str(notebook.parent))
-
     start = time.perf_counter()
     try:
-        await with_kernel_retries_async(run)
+        await with_kernel_retries_async(
+            lambda: colab_client(nb, runtime, AsyncKernelManager).async_execute(
+                env=runtime["env"], cwd=str(notebook.parent)
+            )
+        )
     except CellExecutionError as error:
         seconds = time.perf_counter() - start
         failed = [c for c in nb.cells if has_error(c)]
