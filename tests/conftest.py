@@ -34,6 +34,9 @@ import pytest
 import yaml
 from nbmake.nb_run import NotebookRun
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
+from single_core import pin  # noqa: E402
+
 # Read by every notebook's settings cell; nbmake's kernels inherit both.
 os.environ["BOOK_QUICK"] = "1"
 os.environ["JAX_DEBUG_KEY_REUSE"] = "true"  # a key used twice is an error
@@ -107,6 +110,14 @@ def pytest_configure(config):
         for folder in (EXECUTED, SITE, JAX_CACHE):
             shutil.rmtree(folder, ignore_errors=True)
         EXECUTED.mkdir(parents=True)
+    elif config.workerinput["workercount"] > 1 and not os.environ.get(
+        "BOOK_NO_PIN"
+    ):
+        # Several workers: each holds one core, XLA single-threaded there, and
+        # the kernels it starts inherit both (book/_ext/single_core.py).
+        cores = sorted(os.sched_getaffinity(0))
+        worker = int(config.workerinput["workerid"].removeprefix("gw"))
+        pin(cores[worker % len(cores)])
 
 
 # Tests that share a fixture too costly to set up twice: each group runs in

@@ -60,10 +60,11 @@ print(json.dumps(shell.user_ns["result"]))
 
 def run_steps(n_devices: int) -> dict:
     env = {**os.environ, "BOOK_QUICK": "1", "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)  # one device: the CPU as nbmake's kernels see it
+    # One device: the CPU as nbmake's kernels see it (with this worker's XLA
+    # flags, so that chapter 6's compiled programs are found in the cache).
     if n_devices > 1:
         flags = f"--xla_force_host_platform_device_count={n_devices}"
-        env["XLA_FLAGS"] = flags
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
     result = subprocess.run(
         [sys.executable, "-c", RUNNER],
         capture_output=True,

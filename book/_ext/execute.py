@@ -7,9 +7,15 @@ as jupyter-book would (in its own folder, with _config.yml's timeout), `--jobs`
 at a time (default: the machine's cores; a TPU takes one process at a time:
 `make book JAX_EXTRA=tpu` runs one), and cached; the build then finds
 every notebook cached. The longest notebooks (by book/results.json's wall
-times) start first. Each notebook's time, and the run's wall time, go to
-`_build/execution.json`. A failed notebook is reported (its traceback) after
-the others have run, and the exit status is 1.
+times) start first. When several run at once, each worker holds one core
+(`pin`): its kernel inherits the affinity, and XLA's CPU thread pools are
+sized to one thread, so notebooks do not fight over cores (JOBS=1 leaves the
+one notebook free to use them all). Each notebook's time, the run's wall
+time, and the machine's float32 matmul rate on one core and on all cores
+(measured before the notebooks, for the efficiency table of the
+reproducibility appendix) go to `_build/execution.json`. A failed notebook
+is reported (its traceback) after the others have run, and the exit status
+is 1.
 """
 
 import argparse
@@ -27,6 +33,7 @@ import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
+from single_core import matmul_rates, pin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +78,11 @@ def execute(path: Path, cache_path: Path, timeout: int) -> tuple[float, str]:
     return result.time, result.exc_string or ""
 
 
+def start_worker(cores) -> None:
+    """A pool worker: hold one core, with XLA single-threaded there."""
+    pin(cores.get())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "_build")
@@ -96,9 +108,22 @@ def main() -> int:
     # The longest first; a new notebook (no record yet) before all.
     todo.sort(key=lambda path: -recorded.get(path.stem, float("inf")))
     print(f"executing {len(todo)} notebooks, {args.jobs} at a time")
-    start, seconds, failed = time.perf_counter(), {}, {}
+    rates = matmul_rates()  # GFLOP/s, before the notebooks load the machine
     spawn = multiprocessing.get_context("spawn")  # no state shared
-    with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
+    cores = sorted(os.sched_getaffinity(0))
+    # One core each, on a CPU only (BOOK_NO_PIN=1: unpinned, to compare).
+    pinned = args.jobs > 1 and rates["platform"] == "cpu"
+    pinned = pinned and not os.environ.get("BOOK_NO_PIN")
+    queue = spawn.Queue()
+    for worker in range(args.jobs):
+        queue.put(cores[worker % len(cores)])
+    with ProcessPoolExecutor(
+        args.jobs,
+        mp_context=spawn,
+        initializer=start_worker if pinned else None,
+        initargs=(queue,) if pinned else (),
+    ) as pool:
+        start, seconds, failed, finished = time.perf_counter(), {}, {}, []
         runs = {
             pool.submit(execute, path, cache_path, config["timeout"]): path
             for path in todo
@@ -106,12 +131,19 @@ def main() -> int:
         for run in as_completed(runs):
             name = runs[run].stem
             seconds[name], error = run.result()
+            finished.append(time.perf_counter() - start)
             if error:
                 failed[name] = error
             status = "FAILED" if error else "done"
             print(f"  {name}: {status} in {seconds[name]:.0f} s", flush=True)
     wall = time.perf_counter() - start
-    print(f"executed {len(todo)} notebooks in {wall:.0f} s of wall time")
+    # The idle tail: from the moment a worker finds the queue empty to the end.
+    tail = wall - sorted(finished)[-args.jobs] if len(todo) > args.jobs else 0
+    how = "one core each" if pinned else "unpinned"
+    print(
+        f"executed {len(todo)} notebooks in {wall:.0f} s of wall time"
+        f" ({how}; idle tail {tail:.0f} s)"
+    )
     record_path = args.build / "execution.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     record["last_run"] = {
@@ -119,6 +151,9 @@ def main() -> int:
         "jobs": args.jobs,
         "seconds": round(wall, 1),
         "quick": os.environ.get("BOOK_QUICK") == "1",
+        "pinned": pinned,
+        "matmul_gflops": rates,
+        "idle_tail_seconds": round(tail, 1),
         "notebooks": {n: round(s, 1) for n, s in seconds.items()},
     }
     if len(todo) == len(toc_notebooks()):  # the whole book

@@ -150,7 +150,7 @@ def short(value, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-COLUMNS = ("chapter", "name", "value", "now", "tolerance")
+COLUMNS = ["chapter", "name", "value", "now", "tolerance"]
 
 
 def cells(row: dict, width: int = 24) -> list[str]:
@@ -243,15 +243,15 @@ def directive(kind: str) -> type[SphinxDirective]:
     return Directive
 
 
-def docutils_table(rows: list[dict]) -> nodes.table:
+def docutils_table(head: list[str], body: list[list[str]]) -> nodes.table:
     def line(texts: list[str]) -> nodes.row:
         entries = (nodes.entry("", nodes.paragraph(text=t)) for t in texts)
         return nodes.row("", *entries)
 
-    group = nodes.tgroup(cols=len(COLUMNS))
-    group += [nodes.colspec(colwidth=1) for _ in COLUMNS]
-    group += nodes.thead("", line(list(COLUMNS)))
-    group += nodes.tbody("", *(line(cells(r, 40)) for r in rows))
+    group = nodes.tgroup(cols=len(head))
+    group += [nodes.colspec(colwidth=1) for _ in head]
+    group += nodes.thead("", line(head))
+    group += nodes.tbody("", *(line(texts) for texts in body))
     return nodes.table("", group)
 
 
@@ -267,7 +267,8 @@ def comparison(build: Path) -> list[nodes.Node]:
     text += f"{len(rows)} moved in this build beyond their tolerance"
     if os.environ.get("BOOK_QUICK") == "1":
         text += " (this build ran in quick mode, with small budgets)"
-    return [nodes.paragraph(text=text + ":"), docutils_table(rows)]
+    body = [cells(r, 40) for r in rows]
+    return [nodes.paragraph(text=text + ":"), docutils_table(COLUMNS, body)]
 
 
 def execution(build: Path) -> list[nodes.Node]:
@@ -289,13 +290,56 @@ def execution(build: Path) -> list[nodes.Node]:
     return [nodes.paragraph(text=text)]
 
 
+def efficiency(build: Path) -> list[nodes.Node]:
+    """Each training chapter's GFLOP/s beside the machine's matmul rate."""
+    values = glued(build)
+    record = execution_record(build)
+    run = record.get("last_full_run", record.get("last_run", {}))
+    rates = run.get("matmul_gflops", {})
+    head = ["chapter", "GFLOP per step", "steps per s", "GFLOP/s"]
+    if rates:
+        head += ["of 1 core's matmul", "of all cores' matmul"]
+    body = []
+    for chapter in sorted({c for c, _ in values}):
+        number = chapter[:2]
+        step = values.get((chapter, f"ch{number}_step_flops"))
+        rate = values.get((chapter, f"ch{number}_steps_per_second"))
+        gflops = values.get((chapter, f"ch{number}_gflops"))
+        if None in (step, rate, gflops):
+            continue  # no training loop
+        row = [chapter, f"{step / 1e9:.3g}", f"{rate:.3g}", f"{gflops:.3g}"]
+        if rates:
+            row += [
+                f"{gflops / rates['one_core']:.0%}",
+                f"{gflops / rates['all_cores']:.0%}",
+            ]
+        body.append(row)
+    if rates:
+        text = (
+            f"A float32 2,048 x 2,048 matmul, timed by this build before its "
+            f"notebooks ran, reached {rates['one_core']:.0f} GFLOP/s on one "
+            f"core (XLA single-threaded) and {rates['all_cores']:.0f} GFLOP/s "
+            f"on all cores ({rates['platform']})."
+        )
+    else:
+        text = (
+            "This build has no measurement of the machine's matmul rate (its "
+            "notebooks were not executed by book/_ext/execute.py)."
+        )
+    if os.environ.get("BOOK_QUICK") == "1":
+        text += " Its chapters ran in quick mode (short, mostly compiling)."
+    table = [docutils_table(head, body)] if body else []
+    return [nodes.paragraph(text=text), *table]
+
+
+FILLERS = {"comparison": comparison, "execution": execution}
+FILLERS["efficiency"] = efficiency
+
+
 def fill(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     build = Path(app.outdir).parent
     for node in doctree.findall(placeholder):
-        kind = node["kind"]
-        node.replace_self(
-            comparison(build) if kind == "comparison" else execution(build)
-        )
+        node.replace_self(FILLERS[node["kind"]](build))
 
 
 def rewrite(app: Sphinx, env) -> list[str]:
@@ -312,6 +356,7 @@ def setup(app: Sphinx) -> dict:
     app.add_node(placeholder)
     app.add_directive("results-comparison", directive("comparison"))
     app.add_directive("results-execution", directive("execution"))
+    app.add_directive("results-efficiency", directive("efficiency"))
     app.connect("doctree-resolved", fill)
     app.connect("env-get-updated", rewrite)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
