@@ -9,6 +9,10 @@ this run executes, then builds the site from those executions (Jupyter Book
 is told not to execute them again); a notebook that nbmake did not run in this
 session (say, `pytest tests/` alone) is executed by the site build as usual.
 
+With several workers, each holds one core, XLA single-threaded there
+(book/_ext/single_core.py), and the kernels it starts inherit both; with
+one worker (or BOOK_NO_PIN=1) nothing is pinned.
+
 The queue, in this order: the Colab simulation (in one worker: one runtime
 for all its notebooks), the notebooks, chapter 6's data-parallel test, the
 site's tests, the rest. The site is built once per run, once the notebooks
