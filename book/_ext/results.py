@@ -38,7 +38,7 @@ BUILD = ROOT / "_build"
 # at once); measured values by their Monte Carlo noise (with 10,000 to 50,000
 # samples, a standard error of about 0.005 on a mode weight). Else DEFAULT.
 TOLERANCES = [
-    (r"wall_time|seconds|_ms_|^jit_|step_cost", "50%"),  # timings, and ratios
+    (r"wall_time|second|_ms_|^jit_|step_cost|gflops$", "50%"),  # timings, rates
     (r"_weights", 0.01),  # mode weights
     (r"accuracy", 0.005),
     (r"nll|log_z|nce_c|_objective|_se$", 0.01),  # nats
