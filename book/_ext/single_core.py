@@ -16,10 +16,12 @@ import os
 import subprocess
 import sys
 
-# XLA's CPU client: one thread for Eigen's operations and one for its
-# intra-op pool (checked by `matmul_rates`: the one-core process uses one
-# core's CPU time per second of wall time).
-ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# XLA's CPU client without Eigen's thread pool; the affinity does the rest
+# (checked by `matmul_rates`: the one-core process uses one core's CPU time
+# per second of wall time). Only `--` flags: XLA stops reading XLA_FLAGS at
+# the first token without them (TensorFlow's `intra_op_parallelism_threads=1`
+# would hide every flag after it, e.g. a test's host device count).
+ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
 
 
 def pin(core: int) -> None:
