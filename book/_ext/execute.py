@@ -8,8 +8,8 @@ at a time (default: the machine's cores; a TPU takes one process at a time:
 `make book JAX_EXTRA=tpu` runs one), and cached; the build then finds
 every notebook cached. The longest notebooks (by book/results.json's wall
 times) start first. When several run at once, each worker holds one core
-(`pin`): its kernel inherits the affinity, and XLA's CPU thread pools are
-sized to one thread, so notebooks do not fight over cores (JOBS=1 leaves the
+(`pin`): its kernel inherits the affinity, and XLA's Eigen thread pool is
+turned off, so notebooks do not fight over cores (JOBS=1 leaves the
 one notebook free to use them all). Each notebook's time, the run's wall
 time, and the machine's float32 matmul rate on one core and on all cores
 (measured before the notebooks, for the efficiency table of the

@@ -2,8 +2,8 @@
 
 When several notebooks run at once on a CPU, each process that runs them
 (a worker of book/_ext/execute.py, a pytest-xdist worker) holds one core:
-`pin` sets its CPU affinity, which the kernels it starts inherit, and sizes
-XLA's CPU thread pools to one thread, so that the notebooks do not fight over
+`pin` sets its CPU affinity, which the kernels it starts inherit, and turns
+XLA's Eigen thread pool off, so that the notebooks do not fight over
 the cores. A notebook run alone keeps every core.
 
 `matmul_rates` times a float32 matmul on all cores and on one core (pinned and
