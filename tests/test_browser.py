@@ -14,7 +14,6 @@ test-artifacts/screenshots/.
 
 import functools
 import http.server
-import json
 import shutil
 import threading
 import urllib.error
@@ -22,8 +21,10 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
+import nbformat
 import pytest
 from conftest import ROOT
+from jupyter_cache import get_cache
 from test_repo import toc_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -156,15 +157,24 @@ def offline_page(browser, server):
     context.close()
 
 
-def expected_animations(site: Path, page: str) -> int:
-    """How many animation players the page must show: one per jshtml output."""
+def executed_cells(site: Path, page: str) -> list[dict]:
+    """The page's executed cells: from jupyter_execute/, where the test run's
+    site puts them, or else from the build's notebook cache (`make book`:
+    there jupyter_execute/ holds the notebook without its outputs)."""
     executed = site.parent / "jupyter_execute" / f"{page}.ipynb"
     if not executed.exists():
-        return 0
+        return []
+    nb = nbformat.read(executed, as_version=4)
+    cache = site.parent / ".jupyter_cache"
+    if cache.exists() and not any(c.get("outputs") for c in nb.cells):
+        _, nb = get_cache(str(cache)).merge_match_into_notebook(nb)
+    return nb.cells
+
+
+def expected_animations(site: Path, page: str) -> int:
+    """How many animation players the page must show: one per jshtml output."""
     outputs = [
-        o
-        for c in json.loads(executed.read_text())["cells"]
-        for o in c.get("outputs", [])
+        o for c in executed_cells(site, page) for o in c.get("outputs", [])
     ]
     return sum(
         'class="animation"' in "".join(o.get("data", {}).get("text/html", ""))
