@@ -33,7 +33,8 @@ FILE = ROOT / "book" / "results.json"
 BUILD = ROOT / "_build"
 # A glued value's tolerance. Counts, settings and text are exact: a value
 # whose numbers are all integers, or a float that a person typed (at most four
-# significant digits). Else the first rule whose pattern its name matches:
+# significant digits, unless its name is MEASURED's). Else the first rule
+# whose pattern its name matches:
 # timings vary with the machine and its load (and with how many notebooks ran
 # at once); measured values by their Monte Carlo noise (with 10,000 to 50,000
 # samples, a standard error of about 0.005 on a mode weight). Else DEFAULT.
@@ -45,7 +46,11 @@ TOLERANCES = [
     (r"tv|w1|fd_", "10%"),  # distances to the truth, and their floors
     (r"_z$", 1.0),  # z-scores
     (r"_error$", "100%"),  # errors of an approximation
+    (SHARES := r"_valid|_top10_k|ar_top10|_free_start|near_fraction", 0.01),
 ]
+# Measured shares and accuracies can land on four digits (counts out of 1,000
+# or 10,000 samples): never taken for typed settings.
+MEASURED = rf"accuracy(?!_bar)|{SHARES}"
 DEFAULT = "5%"
 ABOUT = (
     "Every value the chapters glue (figures and tables aside), as the last "
@@ -90,8 +95,9 @@ def glued(build: Path) -> dict[tuple[str, str], object]:
 
 def tolerance_for(name: str, value):
     numbers, _ = numbers_and_text(value)
+    typed = isinstance(value, float) and float(f"{value:.4g}") == value
     if all(x.is_integer() for x in numbers) or (
-        isinstance(value, float) and float(f"{value:.4g}") == value
+        typed and not re.search(MEASURED, name)
     ):
         return 0
     for pattern, tolerance in TOLERANCES:
