@@ -105,3 +105,21 @@ def test_the_commands_read_a_build_folder(tmp_path):
     result = cli(*strict)
     assert result.returncode == 1 and entry["name"] in result.stdout
     assert cli(*strict[:-1]).returncode == 0  # reported, not failed
+
+
+def test_timings_are_compared_at_one_speed():
+    """A slow hour (half the matmul rate, twice the time) moves no timing; a
+    timing that doubled at the same speed is reported, at that speed."""
+    chapter = NOTEBOOKS[0].stem
+    name = f"ch{chapter[:2]}_wall_time"
+    run = {"notebooks": {chapter: 10.0}}
+    run["matmul_gflops"] = {"platform": "cpu", "one_core": 180.0}
+    recorded = {"execution": {"last_full_run": run}}
+    recorded["values"] = [
+        {"chapter": chapter, "name": name, "value": 100.0, "tolerance": "50%"}
+    ]
+    slow = {(chapter, name): 200.0}
+    assert results.compare(recorded, slow, {chapter: 90.0}) == []
+    [row] = results.compare(recorded, slow, {chapter: 180.0})
+    assert row["scaled"] and row["value"] == 120.0 and row["now"] == 240.0
+    assert results.compare(recorded, slow) != []  # speed unknown: as measured

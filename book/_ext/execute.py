@@ -158,6 +158,11 @@ def main() -> int:
     }
     if len(todo) == len(toc_notebooks()):  # the whole book
         record["last_full_run"] = record["last_run"]
+    # The speed of the machine when each notebook ran (one core's matmul
+    # rate): its times are compared at one speed (book/_ext/results.py).
+    if rates["platform"] == "cpu":
+        speeds = record.setdefault("notebook_matmul_gflops", {})
+        speeds.update({name: rates["one_core"] for name in seconds})
     record_path.write_text(json.dumps(record, indent=1) + "\n")
     for name, error in failed.items():
         print(f"\n{name} failed:\n{error}")

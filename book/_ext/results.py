@@ -48,6 +48,15 @@ TOLERANCES = [
     (r"_error$", "100%"),  # errors of an approximation
     (SHARES := r"_valid|_top10_k|ar_top10|_free_start|near_fraction", 0.01),
 ]
+# Timings and rates are compared at one speed: this machine's speed drifts
+# by the hour (one core's float32 matmul rate measured 81 to 178 GFLOP/s in
+# one week), so a time is scaled to a reference core of REFERENCE_GFLOPS by
+# the one-core matmul rate measured when its notebook ran (time x rate /
+# REFERENCE_GFLOPS; a rate x REFERENCE_GFLOPS / rate). A slow hour alone then
+# moves nothing.
+REFERENCE_GFLOPS = 150.0
+TIMES = r"wall_time|seconds|_ms_|_ms$"
+RATES = r"gflops$|per_second$"
 # Measured shares and accuracies can land on four digits (counts out of 1,000
 # or 10,000 samples): never taken for typed settings.
 MEASURED = rf"accuracy(?!_bar)|{SHARES}"
@@ -129,17 +138,53 @@ def within(old, new, tolerance) -> bool:
     return all(abs(y - x) <= tolerance for x, y in zip(xs, ys))
 
 
-def compare(recorded: dict, current: dict) -> list[dict]:
+def speeds(record: dict) -> dict[str, float]:
+    """Each chapter's one-core matmul rate (GFLOP/s) when it last ran on a
+    CPU, from an execution record (book/_ext/execute.py's)."""
+    run = record.get("last_full_run", record.get("last_run", {}))
+    rates = run.get("matmul_gflops", {})
+    if rates.get("platform") != "cpu":
+        return {}
+    by_chapter = dict.fromkeys(run.get("notebooks", {}), rates["one_core"])
+    return {**by_chapter, **record.get("notebook_matmul_gflops", {})}
+
+
+def at_reference(name: str, value, speed: float | None):
+    """A timing or rate as it would be on a REFERENCE_GFLOPS core."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not speed:
+        return value
+    if re.search(TIMES, name):
+        return value * speed / REFERENCE_GFLOPS
+    if re.search(RATES, name):
+        return value * REFERENCE_GFLOPS / speed
+    return value
+
+
+def scalable(name: str) -> bool:
+    return bool(re.search(f"{TIMES}|{RATES}", name))
+
+
+def compare(
+    recorded: dict, current: dict, current_speeds: dict | None = None
+) -> list[dict]:
     """Every recorded value that moved beyond its tolerance or is gone, and
-    every glued value that the file does not have."""
+    every glued value that the file does not have. Timings and rates are
+    compared at one speed when both runs' speeds are known (`speeds`)."""
     rows = []
     kept = {(e["chapter"], e["name"]): e for e in recorded["values"]}
+    old_speeds = speeds(recorded.get("execution", {}))
+    new_speeds = current_speeds or {}
     for key, entry in kept.items():
         new = current.get(key, "(not glued)")
-        if key not in current or not within(
-            entry["value"], new, entry["tolerance"]
-        ):
-            rows.append({**entry, "now": new})
+        old, (chapter, name) = entry["value"], key
+        both = old_speeds.get(chapter) and new_speeds.get(chapter)
+        if both and scalable(name) and key in current:
+            old = at_reference(name, old, old_speeds[chapter])
+            new = at_reference(name, new, new_speeds[chapter])
+        if key not in current or not within(old, new, entry["tolerance"]):
+            scaled = old is not entry["value"]
+            rows.append({**entry, "value": old, "now": new, "scaled": scaled})
     for (chapter, name), value in current.items():
         if (chapter, name) not in kept:
             row = {"chapter": chapter, "name": name, "tolerance": "-"}
@@ -160,7 +205,10 @@ COLUMNS = ["chapter", "name", "value", "now", "tolerance"]
 
 
 def cells(row: dict, width: int = 24) -> list[str]:
-    return [row["chapter"][:2], row["name"]] + [
+    name = row["name"]
+    if row.get("scaled"):
+        name += f" (at {REFERENCE_GFLOPS:.0f} GFLOP/s)"
+    return [row["chapter"][:2], name] + [
         short(row[c], width) for c in COLUMNS[2:]
     ]
 
@@ -225,7 +273,9 @@ def main(argv=None) -> int:
         results = update(args.build, args.file)
         print(f"{args.file}: {len(results['values'])} values")
         return 0
-    rows = compare(json.loads(args.file.read_text()), glued(args.build))
+    current = glued(args.build)
+    speeds_now = speeds(execution_record(args.build))
+    rows = compare(json.loads(args.file.read_text()), current, speeds_now)
     if not rows:
         print(f"every glued value is within its tolerance of {args.file}")
         return 0
@@ -263,7 +313,7 @@ def docutils_table(head: list[str], body: list[list[str]]) -> nodes.table:
 
 def comparison(build: Path) -> list[nodes.Node]:
     recorded = json.loads(FILE.read_text())
-    rows = compare(recorded, glued(build))
+    rows = compare(recorded, glued(build), speeds(execution_record(build)))
     text = (
         f"Of the {len(recorded['values'])} values in book/results.json "
         f"(updated {recorded['updated'][:10]}), "
@@ -293,7 +343,25 @@ def execution(build: Path) -> list[nodes.Node]:
             f"in {run['seconds']:.0f} s of wall time (one after another, "
             f"their own times add up to {total:.0f} s)."
         )
-    return [nodes.paragraph(text=text)]
+    if not run or not speeds(record):  # not run, or not on a CPU
+        return [nodes.paragraph(text=text)]
+    one_core = run["matmul_gflops"]["one_core"]
+    text += (
+        f" This machine's speed drifts by the hour, so times are also shown "
+        f"at one speed, that of a reference core that multiplies float32 "
+        f"matrices at {REFERENCE_GFLOPS:.0f} GFLOP/s (measured time x the "
+        f"one-core matmul rate of the run that executed the notebook / "
+        f"{REFERENCE_GFLOPS:.0f}); this run's core reached {one_core:.0f} "
+        f"GFLOP/s, so its wall time at the reference speed is "
+        f"{run['seconds'] * one_core / REFERENCE_GFLOPS:.0f} s. Each "
+        f"notebook's time, kernel start included:"
+    )
+    head = ["notebook", "seconds", f"at {REFERENCE_GFLOPS:.0f} GFLOP/s"]
+    body = [
+        [name, f"{seconds:.0f}", f"{seconds * one_core / REFERENCE_GFLOPS:.0f}"]
+        for name, seconds in sorted(run["notebooks"].items())
+    ]
+    return [nodes.paragraph(text=text), docutils_table(head, body)]
 
 
 def efficiency(build: Path) -> list[nodes.Node]:
