@@ -44,7 +44,8 @@ TOLERANCES = [
         "50%",
     ),
     (r"level_excess", "50%"),  # a network's small excess over a minimum
-    (r"_weights", 0.01),  # mode weights
+    (r"_weights|_dps_top_", 0.01),  # mode weights
+    (r"sde_gap|learned_gain|_ess_(min|max)$", 0.02),  # coverage gaps, shares
     (r"accuracy", 0.005),
     (r"nll|log_z|nce_c|_objective|_se$", 0.01),  # nats
     (r"tv|w1|fd_", "10%"),  # distances to the truth, and their floors
