@@ -64,10 +64,13 @@ MATH_REPORT = """sel => {
 }"""
 
 # Code blocks (cell inputs, outputs, literal blocks) and other outputs (an
-# HTML table, say) that scroll sideways; collapsed cells (hide-cell) opened.
+# HTML table, say) that scroll sideways; collapsed cells (hide-cell) and
+# folded solutions (sphinx-togglebutton's toggle-hidden) opened.
 OVERFLOWING = """() => {
     const closed = [...document.querySelectorAll('details:not([open])')];
     closed.forEach(d => { d.open = true; });
+    const folded = [...document.querySelectorAll('.toggle-hidden')];
+    folded.forEach(e => e.classList.remove('toggle-hidden'));
     const found = [...document.querySelectorAll(
         'div.highlight pre, div.cell_output *')]
     .filter(e => e.scrollWidth > e.clientWidth
@@ -79,6 +82,7 @@ OVERFLOWING = """() => {
             (a, b) => (b.length > a.length ? b : a)).slice(0, 120),
     }));
     closed.forEach(d => { d.open = false; });
+    folded.forEach(e => e.classList.add('toggle-hidden'));
     return found;
 }"""
 
@@ -266,6 +270,23 @@ def test_page_renders_for_a_reader(page_path, site, server, offline_page):
         assert download > 0, "notebook download"
         navigation = page.locator("a.left-prev, a.right-next").count()
         assert navigation > 0, "previous/next navigation"
+        # Exercises (sphinx-exercise), numbered per chapter, each solution
+        # folded: its title shows, its derivation and code do not.
+        exercises = page.locator("div.exercise.admonition")
+        assert exercises.count() >= 2, "the chapter's exercises"
+        chapter = int(page_path.split("/")[-1][:2])
+        titles = exercises.locator(".admonition-title").all_inner_texts()
+        assert all(t.startswith(f"Exercise {chapter}.") for t in titles), titles
+        solutions = page.locator("div.solution.admonition")
+        assert solutions.count() >= 1, "the solutions"
+        for i in range(solutions.count()):
+            solution = solutions.nth(i)
+            assert solution.locator(".admonition-title").is_visible()
+            body = solution.locator("> :not(.admonition-title)")
+            assert body.count() > 0
+            assert not any(
+                body.nth(j).is_visible() for j in range(body.count())
+            ), f"solution {i + 1} is open"
     assert (
         page.locator("button.copybtn").count() > 0
         or not page.locator("div.highlight").count()
