@@ -58,11 +58,11 @@ WRONG = {
         ("a missing square: / s, not / s^2", "/ sds**2", "/ sds"),
     ],
     "ex-03-2": [
-        ("no bias: the target's variance", "s2 / (1 - eps / (4 * s2))", "s2"),
+        ("no bias: the target's variance", "s2 / (1 - eta / (4 * s2))", "s2"),
         (
             "a missing factor 1/2 in the drift",
-            "eps / (4 * s2)",
-            "eps / (2 * s2)",
+            "eta / (4 * s2)",
+            "eta / (2 * s2)",
         ),
     ],
     "ex-04-1": [
